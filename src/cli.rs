@@ -1,0 +1,85 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_PATH};
+use crate::exit;
+use crate::secrets::{self, Secrets};
+
+/// CryptoSat: Telegram bot for crypto market alerts (liquidations, funding, whales).
+///
+/// Exit codes: 0 ok, 1 fatal error, 2 usage, 69 Telegram conflict (on_conflict =
+/// "exit"), 74 database error, 75 another instance holds the lock, 78 bad
+/// configuration or secret.
+#[derive(Debug, Parser)]
+#[command(name = "cryptosat", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, short = 'c', global = true, env = "CRYPTOSAT_CONFIG", default_value = DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (what the systemd unit's ExecStart runs).
+    Run,
+    /// Validate the configuration file and the secrets, then exit (0 ok, 78 not).
+    CheckConfig,
+}
+
+impl Cli {
+    /// Runs the chosen command; returns the exit code.
+    pub fn execute(self) -> u8 {
+        match self.command {
+            Command::Run => crate::service::lifecycle::run(&self.config),
+            Command::CheckConfig => check_config(&self.config),
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> u8 {
+    let mut ok = true;
+    match Config::load(path) {
+        Ok(c) => println!(
+            "ok   config {}: telegram.api_url = {}, coinglass.base_url = {}, storage.path = {}",
+            path.display(),
+            c.telegram.api_url,
+            c.coinglass.base_url,
+            c.storage.path.display()
+        ),
+        Err(e) => {
+            println!("FAIL {e}");
+            ok = false;
+        }
+    }
+    match Secrets::load() {
+        Ok(s) => {
+            println!(
+                "ok   Telegram bot token present (bot id {})",
+                secrets::bot_id(&s.telegram_token)
+            );
+            match s.coinglass_api_key {
+                Some(_) => println!("ok   CoinGlass API key present"),
+                None => println!(
+                    "warn no CoinGlass API key: market data is disabled (put it into {} or $CRYPTOSAT_COINGLASS_API_KEY)",
+                    secrets::PACKAGED_API_KEY_FILE
+                ),
+            }
+        }
+        Err(e) => {
+            println!("FAIL {e}");
+            ok = false;
+        }
+    }
+    if ok {
+        exit::OK
+    } else {
+        exit::CONFIG
+    }
+}

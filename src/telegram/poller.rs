@@ -1,0 +1,385 @@
+//! The update poller: our own `getUpdates` loop.
+//!
+//! Not teloxide's `Polling`: that confirms a batch before its handlers run, so a
+//! `kill -9` loses it. Here the offset is persisted only after an update has been
+//! handled, so a crash re-handles at most the update that was in flight.
+//!
+//! It also owns conflict handling. The local lock guarantees no other instance on
+//! this host, so a 409 "terminated by other getUpdates request" means a poller
+//! *elsewhere* uses the token. Fighting it makes both bots lose updates; the
+//! poller logs it loudly once, reports `CONFLICT` in STATUS, backs off with
+//! jitter, and (with `on_conflict = "exit"`) gives up after a while.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use teloxide::payloads::{DeleteWebhookSetters, GetUpdatesSetters, SendMessageSetters};
+use teloxide::requests::{Request, Requester};
+use teloxide::types::{
+    AllowedUpdate, BotCommand, ChatKind, Message, ParseMode, Update, UpdateKind,
+};
+use teloxide::Bot;
+use tokio_util::sync::CancellationToken;
+
+use super::commands::{self, Parsed};
+use super::errors::Failure;
+use crate::config::{OnConflict, TelegramConfig};
+use crate::secrets::Redactor;
+use crate::service::health::Health;
+use crate::service::watchdog::Heartbeat;
+use crate::store::Store;
+
+/// Why the poller stopped for good (other than a requested shutdown).
+#[derive(Debug, thiserror::Error)]
+pub enum PollerError {
+    #[error("Telegram rejected the bot token (401 Unauthorized): it is mistyped or was revoked with @BotFather. Put the current token in place and restart")]
+    InvalidToken,
+    #[error("a webhook is set for this bot ({0}) and telegram.delete_webhook = false, so getUpdates cannot work. Remove the webhook (set telegram.delete_webhook = true, or call deleteWebhook) and restart")]
+    WebhookSet(String),
+    #[error("another poller has used this bot token for {0} s (telegram.on_conflict = \"exit\"): {1}. Find it with: cryptosat doctor")]
+    Conflict(u64, String),
+    #[error("cannot record the update offset in the database: {0}")]
+    Storage(#[from] crate::store::StoreError),
+}
+
+/// Everything the poller needs.
+pub struct Poller {
+    pub bot: Bot,
+    pub config: TelegramConfig,
+    pub store: Arc<Store>,
+    pub health: Health,
+    pub redactor: Redactor,
+    pub heartbeat: Heartbeat,
+    pub shutdown: CancellationToken,
+}
+
+/// Backoff bounds for transient failures and for conflicts.
+const TRANSIENT_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+const CONFLICT_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(60));
+
+impl Poller {
+    /// Runs until shutdown (Ok) or a condition that needs an operator (Err).
+    pub async fn run(self) -> Result<(), PollerError> {
+        let Some(username) = self.startup().await? else {
+            return Ok(());
+        };
+        let mut backoff = Backoff::new(TRANSIENT_BACKOFF);
+        let mut conflict_backoff = Backoff::new(CONFLICT_BACKOFF);
+        let mut conflict_since: Option<Instant> = None;
+        let request_budget = super::request_timeout(&self.config);
+        loop {
+            let offset = self.store.update_offset()?;
+            self.heartbeat.expect_within(request_budget);
+            self.heartbeat.hang_point().await;
+            let request = self
+                .bot
+                .get_updates()
+                .offset(offset as i32)
+                .timeout(self.config.poll_timeout_secs as u32)
+                .limit(100)
+                .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                r = request.send() => r,
+            };
+            match result {
+                Ok(updates) => {
+                    if conflict_since.take().is_some() {
+                        tracing::info!(
+                            "Telegram conflict is over: this instance polls alone again"
+                        );
+                    }
+                    self.health.telegram_ok();
+                    backoff.reset();
+                    conflict_backoff.reset();
+                    for update in updates {
+                        let id = i64::from(update.id.0);
+                        self.heartbeat
+                            .expect_within(super::request_timeout(&self.config) * 3);
+                        self.handle(update, &username).await;
+                        self.store.set_update_offset(id + 1)?;
+                        self.health.update_handled();
+                    }
+                }
+                Err(e) => match Failure::classify(&e, &self.redactor) {
+                    Failure::Conflict {
+                        webhook,
+                        description,
+                    } => {
+                        let new_streak = conflict_since.is_none();
+                        let since = *conflict_since.get_or_insert_with(Instant::now);
+                        let total = self.health.telegram_conflict(description.clone());
+                        if new_streak {
+                            tracing::error!(
+                                conflicts = total,
+                                "Telegram answered 409 \"{description}\". This host's lock is ours, so the other user of this bot token is \
+                                 elsewhere: another host, a container, a laptop{} or a process that ignores the lock. \
+                                 Backing off instead of fighting it; run `cryptosat doctor` to find it",
+                                if webhook { ", or a webhook set by another deployment" } else { "" }
+                            );
+                        } else {
+                            tracing::debug!(conflicts = total, "Telegram conflict continues");
+                        }
+                        if self.config.on_conflict == OnConflict::Exit
+                            && since.elapsed()
+                                >= Duration::from_secs(self.config.conflict_exit_after_secs)
+                        {
+                            return Err(PollerError::Conflict(
+                                since.elapsed().as_secs(),
+                                description,
+                            ));
+                        }
+                        if !self.pause(conflict_backoff.next_delay()).await {
+                            break;
+                        }
+                    }
+                    Failure::InvalidToken => return Err(PollerError::InvalidToken),
+                    Failure::RetryAfter(d) => {
+                        tracing::warn!(seconds = d.as_secs(), "Telegram asked to slow down (429)");
+                        if !self.pause(d).await {
+                            break;
+                        }
+                    }
+                    failure => {
+                        let reason = describe(&failure);
+                        tracing::warn!("getUpdates failed: {reason}");
+                        self.health.telegram_down(reason);
+                        if !self.pause(backoff.next_delay()).await {
+                            break;
+                        }
+                    }
+                },
+            }
+        }
+        self.confirm_on_exit().await;
+        Ok(())
+    }
+
+    /// `getMe`, the webhook check and command registration, retried until
+    /// Telegram answers. `Ok(None)` when shut down meanwhile.
+    async fn startup(&self) -> Result<Option<String>, PollerError> {
+        let mut backoff = Backoff::new(TRANSIENT_BACKOFF);
+        loop {
+            self.heartbeat
+                .expect_within(super::request_timeout(&self.config) * 3);
+            self.heartbeat.hang_point().await;
+            let attempt = async {
+                let me = self.bot.get_me().await?;
+                let webhook = self.bot.get_webhook_info().await?;
+                Ok::<_, teloxide::RequestError>((me, webhook))
+            };
+            let result = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(None),
+                r = attempt => r,
+            };
+            match result {
+                Ok((me, webhook)) => {
+                    let username = me.username().to_owned();
+                    self.health.set_bot_username(username.clone());
+                    self.health.telegram_ok();
+                    if let Some(url) = webhook.url {
+                        let shown = self.redactor.redact(&format!(
+                            "{}://{}",
+                            url.scheme(),
+                            url.host_str().unwrap_or("?")
+                        ));
+                        if !self.config.delete_webhook {
+                            return Err(PollerError::WebhookSet(shown));
+                        }
+                        tracing::warn!(webhook = %shown, "a webhook was set for this bot (it makes getUpdates fail with 409); deleting it as telegram.delete_webhook = true");
+                        if let Err(e) = self.bot.delete_webhook().drop_pending_updates(false).await
+                        {
+                            tracing::warn!(
+                                "deleteWebhook failed: {}",
+                                describe(&Failure::classify(&e, &self.redactor))
+                            );
+                        }
+                    }
+                    let commands: Vec<BotCommand> = commands::COMMANDS
+                        .iter()
+                        .map(|(n, d)| BotCommand::new(*n, *d))
+                        .collect();
+                    if let Err(e) = self.bot.set_my_commands(commands).await {
+                        tracing::warn!(
+                            "setMyCommands failed: {}",
+                            describe(&Failure::classify(&e, &self.redactor))
+                        );
+                    }
+                    tracing::info!(bot = %username, "connected to Telegram");
+                    return Ok(Some(username));
+                }
+                Err(e) => match Failure::classify(&e, &self.redactor) {
+                    Failure::InvalidToken => return Err(PollerError::InvalidToken),
+                    failure => {
+                        let reason = describe(&failure);
+                        tracing::warn!("Telegram is not reachable yet: {reason}");
+                        self.health.telegram_down(reason);
+                        let delay = match failure {
+                            Failure::RetryAfter(d) => d,
+                            _ => backoff.next_delay(),
+                        };
+                        if !self.pause(delay).await {
+                            return Ok(None);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Sleeps `d` (keeping the watchdog informed); `false` if shut down meanwhile.
+    async fn pause(&self, d: Duration) -> bool {
+        self.heartbeat
+            .expect_within(d + super::request_timeout(&self.config));
+        tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
+        }
+    }
+
+    /// On shutdown, tells Telegram which updates were handled, so that the next
+    /// start (or a standby) does not receive them again. `timeout = 0` does not
+    /// knock out another poller.
+    async fn confirm_on_exit(&self) {
+        let Ok(offset) = self.store.update_offset() else {
+            return;
+        };
+        if offset == 0 {
+            return;
+        }
+        let confirm = self
+            .bot
+            .get_updates()
+            .offset(offset as i32)
+            .timeout(0)
+            .limit(1);
+        match tokio::time::timeout(Duration::from_secs(3), confirm.send()).await {
+            Ok(Ok(_)) => tracing::info!(offset, "confirmed handled updates to Telegram"),
+            Ok(Err(e)) => tracing::info!(
+                offset,
+                "could not confirm handled updates to Telegram ({}); the next start skips them by the stored offset",
+                describe(&Failure::classify(&e, &self.redactor))
+            ),
+            Err(_) => tracing::info!(offset, "confirming handled updates timed out; the stored offset covers them"),
+        }
+    }
+
+    async fn handle(&self, update: Update, username: &str) {
+        if let UpdateKind::Message(msg) = update.kind {
+            self.handle_message(&msg, username).await;
+        }
+    }
+
+    async fn handle_message(&self, msg: &Message, username: &str) {
+        let Some(text) = msg.text() else { return };
+        let private = matches!(msg.chat.kind, ChatKind::Private(_));
+        let chat_id = msg.chat.id.0;
+        let reply = if text.len() > commands::MAX_INPUT {
+            private.then(commands::too_long_text)
+        } else {
+            match commands::parse(text, username) {
+                Parsed::Command(cmd) => match cmd.name.as_str() {
+                    "start" => Some(commands::start_text(
+                        msg.from.as_ref().map(|u| u.first_name.as_str()),
+                    )),
+                    "help" => Some(commands::help_text()),
+                    // In groups, unknown commands are probably for another bot.
+                    other => private.then(|| commands::unknown_text(other)),
+                },
+                Parsed::ForOtherBot | Parsed::NotCommand => None,
+            }
+        };
+        let Some(reply) = reply else { return };
+        let command = commands::parse(text, username);
+        let name = match &command {
+            Parsed::Command(c) => c.name.as_str(),
+            _ => "",
+        };
+        match self.send(msg.chat.id, &reply).await {
+            Ok(()) => tracing::info!(chat_id, command = name, "handled command"),
+            Err(reason) => tracing::warn!(chat_id, command = name, "could not reply: {reason}"),
+        }
+    }
+
+    /// Sends an HTML reply, waiting out one 429.
+    async fn send(&self, chat: teloxide::types::ChatId, text: &str) -> Result<(), String> {
+        for _ in 0..2 {
+            match self
+                .bot
+                .send_message(chat, text)
+                .parse_mode(ParseMode::Html)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => match Failure::classify(&e, &self.redactor) {
+                    Failure::RetryAfter(d) if d <= Duration::from_secs(30) => {
+                        self.heartbeat
+                            .expect_within(d + super::request_timeout(&self.config));
+                        tokio::time::sleep(d).await;
+                    }
+                    failure => return Err(describe(&failure)),
+                },
+            }
+        }
+        Err("Telegram kept answering 429 Too Many Requests".into())
+    }
+}
+
+/// A short, secret-free description of a failure.
+pub fn describe(f: &Failure) -> String {
+    match f {
+        Failure::Conflict { description, .. } => description.clone(),
+        Failure::InvalidToken => "the bot token was rejected (401)".into(),
+        Failure::RetryAfter(d) => format!("429 Too Many Requests, retry after {} s", d.as_secs()),
+        Failure::Forbidden(t) | Failure::Transient(t) | Failure::Other(t) => t.clone(),
+        Failure::Migrated(id) => format!("the group moved to supergroup {id}"),
+    }
+}
+
+/// Exponential backoff with full jitter between `min` and the current ceiling.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    fn new((min, max): (Duration, Duration)) -> Self {
+        Self {
+            min,
+            max,
+            ceiling: min,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.ceiling = self.min;
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let span = self.ceiling.saturating_sub(self.min).as_millis() as u64;
+        let delay = self.min + Duration::from_millis(fastrand::u64(0..=span));
+        self.ceiling = (self.ceiling * 2).min(self.max);
+        delay
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_with_jitter() {
+        let mut b = Backoff::new((Duration::from_secs(1), Duration::from_secs(8)));
+        assert_eq!(b.next_delay(), Duration::from_secs(1));
+        for _ in 0..10 {
+            let d = b.next_delay();
+            assert!(
+                d >= Duration::from_secs(1) && d <= Duration::from_secs(8),
+                "{d:?}"
+            );
+        }
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_secs(1));
+    }
+}
