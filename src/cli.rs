@@ -30,7 +30,13 @@ pub enum Command {
     /// Run the service (what the systemd unit's ExecStart runs).
     Run,
     /// Validate the configuration file and the secrets, then exit (0 ok, 78 not).
-    CheckConfig,
+    CheckConfig {
+        /// Check only the configuration file, not the secrets (used by the unit's
+        /// ExecReload=: a reload cannot change secrets, and on systemd 252 the
+        /// reload command cannot read the service's credentials).
+        #[arg(long)]
+        no_secrets: bool,
+    },
 }
 
 impl Cli {
@@ -38,12 +44,12 @@ impl Cli {
     pub fn execute(self) -> u8 {
         match self.command {
             Command::Run => crate::service::lifecycle::run(&self.config),
-            Command::CheckConfig => check_config(&self.config),
+            Command::CheckConfig { no_secrets } => check_config(&self.config, !no_secrets),
         }
     }
 }
 
-fn check_config(path: &std::path::Path) -> u8 {
+fn check_config(path: &std::path::Path, with_secrets: bool) -> u8 {
     let mut ok = true;
     match Config::load(path) {
         Ok(c) => println!(
@@ -58,8 +64,9 @@ fn check_config(path: &std::path::Path) -> u8 {
             ok = false;
         }
     }
-    match Secrets::load() {
-        Ok(s) => {
+    match with_secrets.then(Secrets::load) {
+        None => {}
+        Some(Ok(s)) => {
             println!(
                 "ok   Telegram bot token present (bot id {})",
                 secrets::bot_id(&s.telegram_token)
@@ -72,7 +79,7 @@ fn check_config(path: &std::path::Path) -> u8 {
                 ),
             }
         }
-        Err(e) => {
+        Some(Err(e)) => {
             println!("FAIL {e}");
             ok = false;
         }

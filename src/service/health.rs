@@ -69,11 +69,15 @@ impl Health {
         self.started.elapsed()
     }
 
-    /// Telegram answered; clears any outage and conflict.
+    /// Telegram answered; clears an outage (a conflict ends separately, see
+    /// [`Health::conflict_over`]).
     pub fn telegram_ok(&self) {
-        let mut s = self.lock();
-        s.telegram = Upstream::Ok;
-        s.conflict = None;
+        self.lock().telegram = Upstream::Ok;
+    }
+
+    /// The conflict has ended.
+    pub fn conflict_over(&self) {
+        self.lock().conflict = None;
     }
 
     /// Telegram failed with `reason` (must be redacted already).

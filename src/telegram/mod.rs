@@ -32,3 +32,10 @@ pub fn client(config: &TelegramConfig, token: &Secret) -> Result<Bot, String> {
 pub fn request_timeout(config: &TelegramConfig) -> Duration {
     Duration::from_secs(config.poll_timeout_secs) + Duration::from_secs(10)
 }
+
+/// How long one Bot API call may take as seen by the watchdog: the client
+/// timeout plus the 10 s teloxide sleeps after every 5xx answer before
+/// returning the error.
+pub fn request_budget(config: &TelegramConfig) -> Duration {
+    request_timeout(config) + Duration::from_secs(10)
+}

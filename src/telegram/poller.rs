@@ -56,6 +56,16 @@ pub struct Poller {
 /// Backoff bounds for transient failures and for conflicts.
 const TRANSIENT_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 const CONFLICT_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(60));
+/// Two pollers alternate: each wins some rounds. A conflict is over only after
+/// this long without a 409, not at the first successful poll.
+const CONFLICT_QUIET: Duration = Duration::from_secs(90);
+
+/// A conflict in progress: when it began and when the last 409 came.
+#[derive(Debug, Clone, Copy)]
+struct ConflictEpisode {
+    since: Instant,
+    last: Instant,
+}
 
 impl Poller {
     /// Runs until shutdown (Ok) or a condition that needs an operator (Err).
@@ -65,8 +75,8 @@ impl Poller {
         };
         let mut backoff = Backoff::new(TRANSIENT_BACKOFF);
         let mut conflict_backoff = Backoff::new(CONFLICT_BACKOFF);
-        let mut conflict_since: Option<Instant> = None;
-        let request_budget = super::request_timeout(&self.config);
+        let mut episode: Option<ConflictEpisode> = None;
+        let request_budget = super::request_budget(&self.config);
         loop {
             let offset = self.store.update_offset()?;
             self.heartbeat.expect_within(request_budget);
@@ -84,18 +94,23 @@ impl Poller {
             };
             match result {
                 Ok(updates) => {
-                    if conflict_since.take().is_some() {
-                        tracing::info!(
-                            "Telegram conflict is over: this instance polls alone again"
-                        );
-                    }
                     self.health.telegram_ok();
                     backoff.reset();
-                    conflict_backoff.reset();
+                    if let Some(ep) = episode.filter(|ep| ep.last.elapsed() >= CONFLICT_QUIET) {
+                        tracing::info!(
+                            conflicts = self.health.conflicts_total(),
+                            "Telegram conflict is over after {} s: no 409 for {} s, this instance polls alone again",
+                            ep.since.elapsed().as_secs(),
+                            CONFLICT_QUIET.as_secs()
+                        );
+                        self.health.conflict_over();
+                        conflict_backoff.reset();
+                        episode = None;
+                    }
                     for update in updates {
                         let id = i64::from(update.id.0);
                         self.heartbeat
-                            .expect_within(super::request_timeout(&self.config) * 3);
+                            .expect_within(super::request_budget(&self.config) * 3);
                         self.handle(update, &username).await;
                         self.store.set_update_offset(id + 1)?;
                         self.health.update_handled();
@@ -106,10 +121,16 @@ impl Poller {
                         webhook,
                         description,
                     } => {
-                        let new_streak = conflict_since.is_none();
-                        let since = *conflict_since.get_or_insert_with(Instant::now);
+                        let now = Instant::now();
+                        let new_episode = episode.is_none();
+                        let ep = episode.get_or_insert(ConflictEpisode {
+                            since: now,
+                            last: now,
+                        });
+                        ep.last = now;
+                        let since = ep.since;
                         let total = self.health.telegram_conflict(description.clone());
-                        if new_streak {
+                        if new_episode {
                             tracing::error!(
                                 conflicts = total,
                                 "Telegram answered 409 \"{description}\". This host's lock is ours, so the other user of this bot token is \
@@ -161,7 +182,7 @@ impl Poller {
         let mut backoff = Backoff::new(TRANSIENT_BACKOFF);
         loop {
             self.heartbeat
-                .expect_within(super::request_timeout(&self.config) * 3);
+                .expect_within(super::request_budget(&self.config) * 3);
             self.heartbeat.hang_point().await;
             let attempt = async {
                 let me = self.bot.get_me().await?;

@@ -287,3 +287,32 @@ pub fn refused_url() -> String {
     drop(l);
     format!("http://127.0.0.1:{port}")
 }
+
+/// A runtime for the async fakes; keep it alive as long as the fake.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Starts a fake Bot API that knows the test token.
+pub fn fake_telegram(rt: &tokio::runtime::Runtime) -> cryptosat_fakes::FakeTelegram {
+    rt.block_on(cryptosat_fakes::FakeTelegram::start(TOKEN))
+}
+
+/// Waits (blocking) until the fake received a message to `chat_id` containing `needle`.
+pub fn wait_reply(
+    rt: &tokio::runtime::Runtime,
+    tg: &cryptosat_fakes::FakeTelegram,
+    chat_id: i64,
+    needle: &str,
+    timeout: Duration,
+) -> Option<cryptosat_fakes::SentMessage> {
+    let needle = needle.to_owned();
+    rt.block_on(tg.wait_for_sent(
+        move |m| m.chat_id == chat_id && m.text.contains(&needle),
+        timeout,
+    ))
+}
