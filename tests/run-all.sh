@@ -1,0 +1,22 @@
+#!/bin/bash
+# tests/run-all.sh — the whole test suite, as the README gives it:
+#   format check, clippy with -D warnings, every unit and integration test of
+#   the workspace, then the Debian package built and tested in a real systemd
+#   (tests/system/run.sh, needs root).
+# Run it as root from anywhere on a Debian 12 machine with the Rust toolchain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit and integration tests)"
+cargo test --workspace --locked
+
+step "system test: .deb in a real systemd"
+bash tests/system/run.sh
