@@ -40,6 +40,8 @@ pub struct Config {
     pub telegram: TelegramConfig,
     pub coinglass: CoinGlassConfig,
     pub storage: StorageConfig,
+    pub monitors: MonitorsConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// `[service]`: process lifecycle.
@@ -77,6 +79,16 @@ pub enum OnConflict {
     Exit,
 }
 
+/// Who may use the bot.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Everyone.
+    Open,
+    /// Only `allowed_users` and `admins`.
+    Allowlist,
+}
+
 /// `[telegram]`: the Bot API.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -92,6 +104,20 @@ pub struct TelegramConfig {
     pub on_conflict: OnConflict,
     /// With `on_conflict = "exit"`: how long a conflict may last before exiting.
     pub conflict_exit_after_secs: u64,
+    /// `open` or `allowlist`.
+    pub access: Access,
+    /// Telegram user ids allowed in `allowlist` mode.
+    pub allowed_users: Vec<i64>,
+    /// Telegram user ids that see admin details in `/status` (always allowed).
+    pub admins: Vec<i64>,
+    /// Commands one user may send per minute; more get one "slow down" reply.
+    pub commands_per_minute: u32,
+    /// How long one command may take before the user is told to try again.
+    pub handler_timeout_secs: u64,
+    /// Overall message rate towards Telegram (its bulk limit is about 30/s).
+    pub messages_per_second: u32,
+    /// Chats (e.g. a channel) that receive every alert, subscribed or not.
+    pub alert_chat_ids: Vec<i64>,
 }
 
 impl Default for TelegramConfig {
@@ -102,6 +128,13 @@ impl Default for TelegramConfig {
             delete_webhook: true,
             on_conflict: OnConflict::Wait,
             conflict_exit_after_secs: 300,
+            access: Access::Open,
+            allowed_users: Vec::new(),
+            admins: Vec::new(),
+            commands_per_minute: 20,
+            handler_timeout_secs: 20,
+            messages_per_second: 30,
+            alert_chat_ids: Vec::new(),
         }
     }
 }
@@ -112,12 +145,22 @@ impl Default for TelegramConfig {
 pub struct CoinGlassConfig {
     /// Base URL of the CoinGlass v4 API.
     pub base_url: String,
+    /// Request budget of the API plan (Hobbyist 30, Startup 80, Standard 300,
+    /// Professional 1200). Corrected at run time from `API-KEY-MAX-LIMIT`.
+    pub requests_per_minute: u32,
+    /// How long command answers are served from cache, in seconds.
+    pub cache_secs: u64,
+    /// Timeout of one request, in seconds.
+    pub request_timeout_secs: u64,
 }
 
 impl Default for CoinGlassConfig {
     fn default() -> Self {
         Self {
             base_url: "https://open-api-v4.coinglass.com".into(),
+            requests_per_minute: 30,
+            cache_secs: 30,
+            request_timeout_secs: 10,
         }
     }
 }
@@ -134,6 +177,182 @@ impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: PathBuf::from("/var/lib/cryptosat/cryptosat.db"),
+        }
+    }
+}
+
+/// `[monitors]`: the background market monitors and their thresholds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorsConfig {
+    pub liquidations: LiquidationMonitorConfig,
+    pub whales: WhaleMonitorConfig,
+    pub funding: FundingMonitorConfig,
+    /// Thresholds by symbol group (`[[monitors.groups]]`); the first group that
+    /// lists a symbol applies. Setting any group replaces all the defaults.
+    pub groups: Vec<SymbolGroup>,
+    /// Thresholds for symbols in no group.
+    pub others: Thresholds,
+}
+
+/// Alert thresholds and cooldown of a symbol group.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolGroup {
+    pub name: String,
+    pub symbols: Vec<String>,
+    #[serde(flatten)]
+    pub thresholds: Thresholds,
+}
+
+/// Minimum sizes that trigger an alert, and the quiet time after one.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// A single liquidation order at or above this many USD.
+    pub liquidation_usd: f64,
+    /// A whale position at or above this many USD.
+    pub whale_usd: f64,
+    /// After an alert, the same (kind, symbol, direction) stays quiet this long.
+    pub cooldown_secs: u64,
+}
+
+impl Default for MonitorsConfig {
+    fn default() -> Self {
+        let group = |name: &str, symbols: &[&str], liq: f64, whale: f64, cooldown| SymbolGroup {
+            name: name.into(),
+            symbols: symbols.iter().map(|s| (*s).to_owned()).collect(),
+            thresholds: Thresholds {
+                liquidation_usd: liq,
+                whale_usd: whale,
+                cooldown_secs: cooldown,
+            },
+        };
+        Self {
+            liquidations: LiquidationMonitorConfig::default(),
+            whales: WhaleMonitorConfig::default(),
+            funding: FundingMonitorConfig::default(),
+            groups: vec![
+                group(
+                    "majors",
+                    &["BTC", "ETH", "SOL"],
+                    500_000.0,
+                    1_000_000.0,
+                    300,
+                ),
+                group(
+                    "large caps",
+                    &["BNB", "XRP", "ADA", "DOGE", "AVAX", "DOT"],
+                    200_000.0,
+                    500_000.0,
+                    450,
+                ),
+            ],
+            others: Thresholds {
+                liquidation_usd: 100_000.0,
+                whale_usd: 200_000.0,
+                cooldown_secs: 600,
+            },
+        }
+    }
+}
+
+impl MonitorsConfig {
+    /// The thresholds that apply to `symbol`.
+    pub fn thresholds(&self, symbol: &str) -> Thresholds {
+        self.groups
+            .iter()
+            .find(|g| g.symbols.iter().any(|s| s.eq_ignore_ascii_case(symbol)))
+            .map_or(self.others, |g| g.thresholds)
+    }
+}
+
+/// `[monitors.liquidations]`: large single liquidation orders.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiquidationMonitorConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    /// Exchanges to query (one request per exchange and symbol per interval).
+    pub exchanges: Vec<String>,
+    /// Symbols always watched; symbols with subscribers are watched too.
+    pub symbols: Vec<String>,
+    /// At most this many symbols are watched (protects the request budget).
+    pub max_symbols: usize,
+}
+
+impl Default for LiquidationMonitorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 60,
+            exchanges: vec!["Binance".into(), "OKX".into(), "Bybit".into()],
+            symbols: vec!["BTC".into(), "ETH".into(), "SOL".into()],
+            max_symbols: 10,
+        }
+    }
+}
+
+/// `[monitors.whales]`: new large Hyperliquid positions.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhaleMonitorConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    /// Positions older than this when first seen are not alerted (the list is
+    /// a rolling window: after a restart it still holds old positions).
+    pub max_age_secs: u64,
+}
+
+impl Default for WhaleMonitorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 60,
+            max_age_secs: 900,
+        }
+    }
+}
+
+/// `[monitors.funding]`: funding rates entering an extreme zone.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FundingMonitorConfig {
+    pub enabled: bool,
+    pub interval_secs: u64,
+    /// Symbols always watched; symbols with subscribers are watched too.
+    pub symbols: Vec<String>,
+    /// The zone: |average funding rate| at or above this, in percent per
+    /// funding interval (0.1 means 0.1 %, ten times the usual 0.01 %).
+    pub extreme_pct: f64,
+}
+
+impl Default for FundingMonitorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 300,
+            symbols: vec!["BTC".into(), "ETH".into(), "SOL".into()],
+            extreme_pct: 0.1,
+        }
+    }
+}
+
+/// `[alerts]`: delivery of alerts to chats.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Give up on one delivery after this many failed attempts (kept, marked failed).
+    pub max_attempts: u32,
+    /// Delivered alerts, seen-event keys and cooldowns are pruned after this many days.
+    pub retention_days: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            retention_days: 7,
         }
     }
 }
@@ -166,6 +385,90 @@ impl Config {
         };
         check_url(&self.telegram.api_url).map_err(|p| invalid("telegram.api_url", &p))?;
         check_url(&self.coinglass.base_url).map_err(|p| invalid("coinglass.base_url", &p))?;
+        if self.telegram.access == Access::Allowlist
+            && self.telegram.allowed_users.is_empty()
+            && self.telegram.admins.is_empty()
+        {
+            return Err(invalid(
+                "telegram.allowed_users",
+                "access = \"allowlist\" with no allowed_users and no admins would lock everyone out",
+            ));
+        }
+        if !(1..=600).contains(&self.telegram.commands_per_minute) {
+            return Err(invalid(
+                "telegram.commands_per_minute",
+                "must be between 1 and 600",
+            ));
+        }
+        if !(1..=300).contains(&self.telegram.handler_timeout_secs) {
+            return Err(invalid(
+                "telegram.handler_timeout_secs",
+                "must be between 1 and 300 seconds",
+            ));
+        }
+        if !(1..=1000).contains(&self.telegram.messages_per_second) {
+            return Err(invalid(
+                "telegram.messages_per_second",
+                "must be between 1 and 1000",
+            ));
+        }
+        let m = &self.monitors;
+        for (key, secs) in [
+            (
+                "monitors.liquidations.interval_secs",
+                m.liquidations.interval_secs,
+            ),
+            ("monitors.whales.interval_secs", m.whales.interval_secs),
+            ("monitors.funding.interval_secs", m.funding.interval_secs),
+        ] {
+            if !(5..=86_400).contains(&secs) {
+                return Err(invalid(key, "must be between 5 and 86400 seconds"));
+            }
+        }
+        if m.liquidations.enabled && m.liquidations.exchanges.is_empty() {
+            return Err(invalid(
+                "monitors.liquidations.exchanges",
+                "must list at least one exchange",
+            ));
+        }
+        if !(m.funding.extreme_pct > 0.0 && m.funding.extreme_pct < 100.0) {
+            return Err(invalid(
+                "monitors.funding.extreme_pct",
+                "must be above 0 and below 100 (percent)",
+            ));
+        }
+        for g in m.groups.iter().map(|g| &g.thresholds).chain([&m.others]) {
+            if !(g.liquidation_usd > 0.0 && g.whale_usd > 0.0) {
+                return Err(invalid(
+                    "monitors.groups",
+                    "thresholds must be positive USD amounts",
+                ));
+            }
+        }
+        if self.alerts.max_attempts == 0 {
+            return Err(invalid("alerts.max_attempts", "must be at least 1"));
+        }
+        if self.alerts.retention_days == 0 {
+            return Err(invalid("alerts.retention_days", "must be at least 1"));
+        }
+        if !(1..=6000).contains(&self.coinglass.requests_per_minute) {
+            return Err(invalid(
+                "coinglass.requests_per_minute",
+                "must be between 1 and 6000",
+            ));
+        }
+        if !(1..=120).contains(&self.coinglass.request_timeout_secs) {
+            return Err(invalid(
+                "coinglass.request_timeout_secs",
+                "must be between 1 and 120 seconds",
+            ));
+        }
+        if self.coinglass.cache_secs > 3600 {
+            return Err(invalid(
+                "coinglass.cache_secs",
+                "must be at most 3600 seconds",
+            ));
+        }
         if !(1..=50).contains(&self.telegram.poll_timeout_secs) {
             return Err(invalid(
                 "telegram.poll_timeout_secs",
@@ -289,6 +592,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2") && err.contains("fight"), "{err}");
+    }
+
+    #[test]
+    fn symbol_groups_pick_thresholds() {
+        let c = parse("").unwrap();
+        assert_eq!(c.monitors.thresholds("btc").liquidation_usd, 500_000.0);
+        assert_eq!(c.monitors.thresholds("DOGE").whale_usd, 500_000.0);
+        assert_eq!(c.monitors.thresholds("PEPE").cooldown_secs, 600);
+        let c = parse("[[monitors.groups]]\nname = \"mine\"\nsymbols = [\"PEPE\"]\nliquidation_usd = 1.0\nwhale_usd = 2.0\ncooldown_secs = 3\n").unwrap();
+        assert_eq!(c.monitors.thresholds("PEPE").whale_usd, 2.0);
+        assert_eq!(
+            c.monitors.thresholds("BTC").whale_usd,
+            200_000.0,
+            "defaults replaced"
+        );
     }
 
     #[test]

@@ -5,13 +5,20 @@
 //! - [`cli`]: the command line (`run`, `check-config`);
 //! - [`config`] and [`secrets`]: the configuration file and the credentials;
 //! - [`service`]: lifecycle, single-instance lock, systemd notify/watchdog,
-//!   signals, logging;
-//! - [`telegram`]: the Bot API poller and command handlers;
-//! - [`store`]: SQLite persistence.
+//!   signals, logging, health;
+//! - [`telegram`]: the Bot API poller and inbox, dispatcher, command handlers,
+//!   pacer and sender;
+//! - [`market`]: the CoinGlass v4 client (rate limit, retries, plan state, cache);
+//! - [`monitor`]: the liquidation, whale and funding monitors;
+//! - [`alerts`]: alert kinds and the delivery task;
+//! - [`store`]: SQLite persistence (offset and inbox, subscriptions, outbox).
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod exit;
+pub mod market;
+pub mod monitor;
 pub mod secrets;
 pub mod service;
 pub mod store;

@@ -211,6 +211,11 @@ mod tests {
             h.status_line()
         );
         h.telegram_ok();
+        assert!(
+            h.status_line().starts_with("CONFLICT: "),
+            "one good poll does not end a conflict"
+        );
+        h.conflict_over();
         assert!(h.status_line().starts_with("polling"));
         assert_eq!(h.conflicts_total(), 1);
     }

@@ -20,14 +20,29 @@ use super::logging::{self, LogControl};
 use super::notify::Notifier;
 use super::signals::{Request, Signals};
 use super::watchdog::Liveness;
-use crate::config::Config;
+use crate::alerts::delivery::Delivery;
+use crate::config::{Config, TelegramConfig};
 use crate::exit;
+use crate::market::CoinGlass;
+use crate::monitor::funding::Funding;
+use crate::monitor::liquidations::Liquidations;
+use crate::monitor::whales::Whales;
+use crate::monitor::{Monitors, Runner, Shared};
 use crate::secrets::Secrets;
 use crate::store::Store;
+use crate::telegram::access::{AccessControl, UserRateLimit};
+use crate::telegram::dispatch::{Context, Dispatcher};
+use crate::telegram::pacer::Pacer;
 use crate::telegram::poller::{Poller, PollerError};
+use crate::telegram::sender::Sender;
+use teloxide::adaptors::throttle::{Limits, Throttle};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 /// How often STATUS is refreshed when systemd's watchdog is off.
 const STATUS_REFRESH: Duration = Duration::from_secs(5);
+/// How often old alert records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the service until it is stopped; returns the process exit code.
 pub fn run(config_path: &Path) -> u8 {
@@ -117,12 +132,53 @@ async fn run_async(config_path: &Path) -> u8 {
         }
     };
 
+    let market = match secrets.coinglass_api_key.clone() {
+        Some(key) => match CoinGlass::new(&config.coinglass, Some(key)) {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                tracing::error!("{}", redactor.redact(&e.to_string()));
+                return exit::CONFIG;
+            }
+        },
+        None => None,
+    };
+
     let notifier = Notifier::from_env();
     let health = Health::new();
     let liveness = Liveness::default();
     let shutdown = CancellationToken::new();
 
+    let throttled = Throttle::new_spawn(
+        bot.clone(),
+        Limits {
+            messages_per_sec_overall: config.telegram.messages_per_second,
+            ..Limits::default()
+        },
+    );
+    let monitors = Monitors::default();
+    let sender = Sender::new(
+        bot.clone(),
+        throttled,
+        Arc::new(Pacer::new(config.telegram.messages_per_second)),
+        store.clone(),
+        redactor.clone(),
+    );
+    let context = Arc::new(Context {
+        monitors: monitors.clone(),
+        sender: sender.clone(),
+        store: store.clone(),
+        market: market.clone(),
+        health: health.clone(),
+        access: AccessControl::new(&config.telegram),
+        limiter: UserRateLimit::new(config.telegram.commands_per_minute),
+        handler_timeout: Duration::from_secs(config.telegram.handler_timeout_secs),
+        started: Instant::now(),
+    });
+    let dispatcher = Dispatcher::new(context.clone());
+    refresh_counts(&store, &health);
+
     let poller = Poller {
+        dispatcher: dispatcher.clone(),
         bot,
         config: config.telegram.clone(),
         store: store.clone(),
@@ -132,6 +188,32 @@ async fn run_async(config_path: &Path) -> u8 {
         shutdown: shutdown.clone(),
     };
     let mut poller_task: JoinHandle<Result<(), PollerError>> = tokio::spawn(poller.run());
+
+    // The other essential tasks: alert delivery and the market monitors. They
+    // only end on shutdown; one that ends otherwise has crashed, which the
+    // watchdog reports (its heartbeat is dropped) and systemd then restarts us.
+    let mut tasks = JoinSet::new();
+    let wake = Arc::new(Notify::new());
+    let send_budget = crate::telegram::request_budget(&config.telegram) * 3;
+    tasks.spawn(
+        Delivery {
+            store: store.clone(),
+            sender,
+            heartbeat: liveness.register("alert-sender", send_budget),
+            shutdown: shutdown.clone(),
+            wake: wake.clone(),
+            max_attempts: config.alerts.max_attempts,
+            send_budget,
+        }
+        .run(),
+    );
+    match &market {
+        Some(market) => spawn_monitors(
+            &mut tasks, &config, market, &store, &wake, &monitors, &liveness, &shutdown,
+        ),
+        None => tracing::warn!("market monitors are not running: no CoinGlass API key"),
+    }
+    health.set_monitors_running(monitors.running());
 
     let mut last_status = health.status_line();
     notifier.ready(&last_status);
@@ -147,6 +229,7 @@ async fn run_async(config_path: &Path) -> u8 {
         .unwrap_or(STATUS_REFRESH);
     let mut tick = tokio::time::interval(tick_every);
     let mut stalled_reported = false;
+    let mut last_prune = Instant::now() - PRUNE_EVERY;
     let mut poller_done = false;
 
     let mut code = loop {
@@ -158,7 +241,7 @@ async fn run_async(config_path: &Path) -> u8 {
                 }
                 Request::Reload => {
                     notifier.reloading();
-                    reload(config_path, &config, &log);
+                    reload(config_path, &config, &log, &context);
                     last_status = health.status_line();
                     notifier.ready(&last_status);
                 }
@@ -172,6 +255,15 @@ async fn run_async(config_path: &Path) -> u8 {
                     }
                     if notifier.watchdog_interval().is_some() {
                         notifier.watchdog();
+                    }
+                    refresh_counts(&store, &health);
+                    health.set_monitors_running(monitors.running());
+                    if last_prune.elapsed() >= PRUNE_EVERY {
+                        last_prune = Instant::now();
+                        match store.prune(config.alerts.retention_days) {
+                            Ok(n) => tracing::debug!(rows = n, "pruned old alert records"),
+                            Err(e) => tracing::warn!("pruning old alert records failed: {e}"),
+                        }
                     }
                     let status = health.status_line();
                     if status != last_status {
@@ -232,6 +324,16 @@ async fn run_async(config_path: &Path) -> u8 {
             }
         }
     };
+    let drain = async {
+        drain.await;
+        while tasks.join_next().await.is_some() {}
+        if !dispatcher.drain(budget).await {
+            tracing::warn!(
+                in_flight = dispatcher.in_flight(),
+                "handlers still running at the end of the shutdown budget; their updates stay in the inbox and are handled after the next start"
+            );
+        }
+    };
     tokio::select! {
         _ = drain => {}
         _ = tokio::time::sleep(budget) => {
@@ -257,9 +359,78 @@ async fn run_async(config_path: &Path) -> u8 {
     code
 }
 
+/// Starts the enabled monitors as essential tasks.
+#[allow(clippy::too_many_arguments)]
+fn spawn_monitors(
+    tasks: &mut JoinSet<()>,
+    config: &Config,
+    market: &Arc<CoinGlass>,
+    store: &Arc<Store>,
+    wake: &Arc<Notify>,
+    monitors: &Monitors,
+    liveness: &Liveness,
+    shutdown: &CancellationToken,
+) {
+    let m = &config.monitors;
+    let shared = Shared {
+        market: market.clone(),
+        store: store.clone(),
+        config: Arc::new(m.clone()),
+        alert_chats: Arc::new(config.telegram.alert_chat_ids.clone()),
+        wake: wake.clone(),
+    };
+    // The longest one CoinGlass request can take: three attempts with their
+    // timeouts and backoff, plus waiting for the rate limiter.
+    let per_request = Duration::from_secs(3 * config.coinglass.request_timeout_secs + 40);
+    let runner = |name: &'static str, interval: u64, requests: usize| {
+        let interval = Duration::from_secs(interval);
+        let poll_budget = per_request * requests.max(1) as u32;
+        Runner {
+            name,
+            interval,
+            shared: shared.clone(),
+            monitors: monitors.clone(),
+            heartbeat: liveness.register(&format!("monitor:{name}"), poll_budget),
+            shutdown: shutdown.clone(),
+            poll_budget,
+        }
+    };
+    if m.liquidations.enabled {
+        let r = runner(
+            "liquidations",
+            m.liquidations.interval_secs,
+            m.liquidations.max_symbols * m.liquidations.exchanges.len(),
+        );
+        tasks.spawn(r.run(Liquidations {
+            config: m.liquidations.clone(),
+            since_ms: None,
+        }));
+    }
+    if m.whales.enabled {
+        let r = runner("whales", m.whales.interval_secs, 1);
+        tasks.spawn(r.run(Whales {
+            config: m.whales.clone(),
+        }));
+    }
+    if m.funding.enabled {
+        let r = runner("funding", m.funding.interval_secs, 20);
+        tasks.spawn(r.run(Funding {
+            config: m.funding.clone(),
+        }));
+    }
+}
+
+/// Updates the subscriber count shown in STATUS.
+fn refresh_counts(store: &Store, health: &Health) {
+    match store.subscriber_counts() {
+        Ok(c) => health.set_subscribers(c.chats),
+        Err(e) => tracing::warn!("cannot count subscribers: {e}"),
+    }
+}
+
 /// Re-reads the configuration on SIGHUP and applies what can change without a
 /// restart. A broken file is reported and the running configuration kept.
-fn reload(path: &Path, running: &Config, log: &LogControl) {
+fn reload(path: &Path, running: &Config, log: &LogControl, context: &Context) {
     let new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -270,8 +441,21 @@ fn reload(path: &Path, running: &Config, log: &LogControl) {
     if let Err(e) = log.set_level(&new.service.log_level) {
         tracing::error!("service.log_level not applied: {e}");
     }
+    context.access.reload(&new.telegram);
+    context
+        .limiter
+        .set_per_minute(new.telegram.commands_per_minute);
+    // Everything in [telegram] except the access lists and the command rate is
+    // fixed for the life of the process.
+    let live_telegram = TelegramConfig {
+        access: running.telegram.access,
+        allowed_users: running.telegram.allowed_users.clone(),
+        admins: running.telegram.admins.clone(),
+        commands_per_minute: running.telegram.commands_per_minute,
+        ..new.telegram.clone()
+    };
     let needs_restart: Vec<&str> = [
-        ("telegram", running.telegram != new.telegram),
+        ("telegram", running.telegram != live_telegram),
         ("coinglass", running.coinglass != new.coinglass),
         ("storage", running.storage != new.storage),
         (

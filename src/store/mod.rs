@@ -1,5 +1,5 @@
-//! Durable state in SQLite: the Telegram update offset (and, as the bot grows,
-//! chats, subscriptions and the alert outbox).
+//! Durable state in SQLite: the Telegram update offset and inbox, chats and
+//! their subscriptions.
 //!
 //! The rest of the program sees only [`Store`]'s methods, never SQL, so that a
 //! second backend (PostgreSQL for active/standby deployments) can replace it.
@@ -10,7 +10,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
+mod chats;
+mod inbox;
 mod migrations;
+mod outbox;
+
+pub use chats::{SubscriberCounts, Subscription};
+pub use outbox::{Due, NewAlert, OutboxStats, Recorded};
 
 /// Why the database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +93,7 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         // rusqlite leaves the connection usable after a panic in another thread.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -126,6 +132,14 @@ impl Store {
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         conn.close().map_err(|(_, e)| StoreError::Sql(e))
     }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {

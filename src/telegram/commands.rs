@@ -73,7 +73,28 @@ pub fn escape_html(text: &str) -> String {
 pub const COMMANDS: &[(&str, &str)] = &[
     ("start", "Welcome and what this bot does"),
     ("help", "List of commands"),
+    ("liq", "24 h liquidations of a coin: /liq BTC"),
+    ("funding", "Funding rates of a coin: /funding ETH"),
+    (
+        "whale",
+        "Latest large Hyperliquid positions: /whale [SYMBOL]",
+    ),
+    (
+        "subscribe",
+        "Get alerts: /subscribe [SYMBOL] [liquidations|whales|funding|all]",
+    ),
+    (
+        "unsubscribe",
+        "Stop alerts: /unsubscribe SYMBOL [KIND] or /unsubscribe all",
+    ),
+    ("alerts", "This chat's alert subscriptions"),
+    ("status", "Bot and data source health"),
 ];
+
+/// Whether `name` is one of [`COMMANDS`].
+pub fn is_known(name: &str) -> bool {
+    COMMANDS.iter().any(|(n, _)| *n == name)
+}
 
 /// The reply to `/start`.
 pub fn start_text(first_name: Option<&str>) -> String {
@@ -84,7 +105,8 @@ pub fn start_text(first_name: Option<&str>) -> String {
     format!(
         "{greeting} I am <b>CryptoSat</b>: I watch crypto futures markets \
          (large liquidations, Hyperliquid whale positions, extreme funding rates) \
-         and alert the chats that subscribe.\n\nSend /help for the list of commands."
+         and alert the chats that subscribe.\n\nTry the buttons below, /subscribe to get alerts, \
+         or /help for all commands."
     )
 }
 
@@ -103,6 +125,21 @@ pub fn unknown_text(name: &str) -> String {
         "I don't know /{}. Send /help for the list of commands.",
         escape_html(name)
     )
+}
+
+/// The reply to plain text in a private chat.
+pub fn not_command_text() -> String {
+    "I answer commands only. Send /help for the list.".to_owned()
+}
+
+/// The one reply a user not on the allowlist gets.
+pub fn denied_text() -> String {
+    "Sorry, this bot is private: your account is not on its list of users. Ask the bot's operator if you should have access.".to_owned()
+}
+
+/// The reply when a user sends commands too fast.
+pub fn slow_down_text(wait_secs: u64) -> String {
+    format!("You are sending commands too fast. Please wait {wait_secs} s.")
 }
 
 /// The reply to input longer than [`MAX_INPUT`].

@@ -1,9 +1,17 @@
 //! The Telegram side: the Bot API client, the update poller with conflict
-//! handling, and the command handlers.
+//! handling and the inbox, the dispatcher (access control, rate limits,
+//! concurrency), the command handlers, and the throttled sender.
 
+pub mod access;
+pub mod callback;
 pub mod commands;
+pub mod dispatch;
 pub mod errors;
+pub mod format;
+pub mod handlers;
+pub mod pacer;
 pub mod poller;
+pub mod sender;
 
 use std::time::Duration;
 

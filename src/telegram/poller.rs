@@ -13,15 +13,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use teloxide::payloads::{DeleteWebhookSetters, GetUpdatesSetters, SendMessageSetters};
+use teloxide::payloads::{DeleteWebhookSetters, GetUpdatesSetters};
 use teloxide::requests::{Request, Requester};
-use teloxide::types::{
-    AllowedUpdate, BotCommand, ChatKind, Message, ParseMode, Update, UpdateKind,
-};
+use teloxide::types::{AllowedUpdate, BotCommand, Update};
 use teloxide::Bot;
 use tokio_util::sync::CancellationToken;
 
-use super::commands::{self, Parsed};
+use super::commands;
+use super::dispatch::Dispatcher;
 use super::errors::Failure;
 use crate::config::{OnConflict, TelegramConfig};
 use crate::secrets::Redactor;
@@ -51,6 +50,7 @@ pub struct Poller {
     pub redactor: Redactor,
     pub heartbeat: Heartbeat,
     pub shutdown: CancellationToken,
+    pub dispatcher: Dispatcher,
 }
 
 /// Backoff bounds for transient failures and for conflicts.
@@ -73,6 +73,25 @@ impl Poller {
         let Some(username) = self.startup().await? else {
             return Ok(());
         };
+        let username: Arc<str> = username.into();
+        // Updates stored before a crash or stop: handle them first.
+        for (id, payload) in self.store.inbox_pending()? {
+            self.heartbeat
+                .expect_within(super::request_budget(&self.config));
+            match serde_json::from_str::<Update>(&payload) {
+                Ok(update) => {
+                    tracing::info!(
+                        update_id = id,
+                        "handling an update received before the last stop"
+                    );
+                    self.dispatcher.dispatch(id, update, username.clone()).await;
+                }
+                Err(e) => {
+                    tracing::error!(update_id = id, "dropping an unreadable stored update: {e}");
+                    self.store.inbox_done(id)?;
+                }
+            }
+        }
         let mut backoff = Backoff::new(TRANSIENT_BACKOFF);
         let mut conflict_backoff = Backoff::new(CONFLICT_BACKOFF);
         let mut episode: Option<ConflictEpisode> = None;
@@ -87,7 +106,12 @@ impl Poller {
                 .offset(offset as i32)
                 .timeout(self.config.poll_timeout_secs as u32)
                 .limit(100)
-                .allowed_updates([AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+                .allowed_updates([
+                    AllowedUpdate::Message,
+                    AllowedUpdate::ChannelPost,
+                    AllowedUpdate::CallbackQuery,
+                    AllowedUpdate::MyChatMember,
+                ]);
             let result = tokio::select! {
                 _ = self.shutdown.cancelled() => break,
                 r = request.send() => r,
@@ -107,14 +131,7 @@ impl Poller {
                         conflict_backoff.reset();
                         episode = None;
                     }
-                    for update in updates {
-                        let id = i64::from(update.id.0);
-                        self.heartbeat
-                            .expect_within(super::request_budget(&self.config) * 3);
-                        self.handle(update, &username).await;
-                        self.store.set_update_offset(id + 1)?;
-                        self.health.update_handled();
-                    }
+                    self.accept(updates, &username).await?;
                 }
                 Err(e) => match Failure::classify(&e, &self.redactor) {
                     Failure::Conflict {
@@ -285,64 +302,30 @@ impl Poller {
         }
     }
 
-    async fn handle(&self, update: Update, username: &str) {
-        if let UpdateKind::Message(msg) = update.kind {
-            self.handle_message(&msg, username).await;
-        }
-    }
-
-    async fn handle_message(&self, msg: &Message, username: &str) {
-        let Some(text) = msg.text() else { return };
-        let private = matches!(msg.chat.kind, ChatKind::Private(_));
-        let chat_id = msg.chat.id.0;
-        let reply = if text.len() > commands::MAX_INPUT {
-            private.then(commands::too_long_text)
-        } else {
-            match commands::parse(text, username) {
-                Parsed::Command(cmd) => match cmd.name.as_str() {
-                    "start" => Some(commands::start_text(
-                        msg.from.as_ref().map(|u| u.first_name.as_str()),
-                    )),
-                    "help" => Some(commands::help_text()),
-                    // In groups, unknown commands are probably for another bot.
-                    other => private.then(|| commands::unknown_text(other)),
-                },
-                Parsed::ForOtherBot | Parsed::NotCommand => None,
-            }
+    /// Stores a batch in the inbox together with the next offset (so the next
+    /// `getUpdates` confirms it to Telegram only once it is safe on disk), then
+    /// hands each update to the dispatcher.
+    async fn accept(&self, updates: Vec<Update>, username: &Arc<str>) -> Result<(), PollerError> {
+        let Some(last) = updates.last().map(|u| i64::from(u.id.0)) else {
+            return Ok(());
         };
-        let Some(reply) = reply else { return };
-        let command = commands::parse(text, username);
-        let name = match &command {
-            Parsed::Command(c) => c.name.as_str(),
-            _ => "",
-        };
-        match self.send(msg.chat.id, &reply).await {
-            Ok(()) => tracing::info!(chat_id, command = name, "handled command"),
-            Err(reason) => tracing::warn!(chat_id, command = name, "could not reply: {reason}"),
-        }
-    }
-
-    /// Sends an HTML reply, waiting out one 429.
-    async fn send(&self, chat: teloxide::types::ChatId, text: &str) -> Result<(), String> {
-        for _ in 0..2 {
-            match self
-                .bot
-                .send_message(chat, text)
-                .parse_mode(ParseMode::Html)
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) => match Failure::classify(&e, &self.redactor) {
-                    Failure::RetryAfter(d) if d <= Duration::from_secs(30) => {
-                        self.heartbeat
-                            .expect_within(d + super::request_timeout(&self.config));
-                        tokio::time::sleep(d).await;
-                    }
-                    failure => return Err(describe(&failure)),
-                },
+        let mut rows = Vec::with_capacity(updates.len());
+        for u in &updates {
+            match serde_json::to_string(u) {
+                Ok(json) => rows.push((i64::from(u.id.0), json)),
+                Err(e) => tracing::error!(update_id = u.id.0, "cannot store an update: {e}"),
             }
         }
-        Err("Telegram kept answering 429 Too Many Requests".into())
+        self.store.inbox_put(&rows, last + 1)?;
+        for u in updates {
+            let id = i64::from(u.id.0);
+            if rows.iter().any(|(r, _)| *r == id) {
+                self.heartbeat
+                    .expect_within(super::request_budget(&self.config));
+                self.dispatcher.dispatch(id, u, username.clone()).await;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -43,10 +43,35 @@ impl Scratch {
     }
 
     pub fn config_with_lock(&self, telegram_url: &str, lock: &Path, extra: &str) -> PathBuf {
+        self.write_config(telegram_url, lock, "", extra)
+    }
+
+    /// Like [`Scratch::config`], with keys added to `[telegram]` and a CoinGlass URL.
+    pub fn bot_config(
+        &self,
+        telegram_url: &str,
+        coinglass_url: &str,
+        telegram_keys: &str,
+    ) -> PathBuf {
+        self.write_config(
+            telegram_url,
+            &self.path("run/cryptosat.lock"),
+            telegram_keys,
+            &format!("[coinglass]\nbase_url = {coinglass_url:?}\n"),
+        )
+    }
+
+    fn write_config(
+        &self,
+        telegram_url: &str,
+        lock: &Path,
+        telegram_keys: &str,
+        extra: &str,
+    ) -> PathBuf {
         let path = self.path("config.toml");
         let text = format!(
             "[service]\nlock_file = {lock:?}\nshutdown_timeout_secs = 5\n\n\
-             [telegram]\napi_url = {telegram_url:?}\npoll_timeout_secs = 1\n\n\
+             [telegram]\napi_url = {telegram_url:?}\npoll_timeout_secs = 1\n{telegram_keys}\n\n\
              [storage]\npath = {db:?}\n\n{extra}",
             lock = lock.display().to_string(),
             db = self.path("cryptosat.db").display().to_string(),
@@ -315,4 +340,97 @@ pub fn wait_reply(
         move |m| m.chat_id == chat_id && m.text.contains(&needle),
         timeout,
     ))
+}
+
+/// Starts a fake CoinGlass that knows the test API key.
+pub fn fake_coinglass(rt: &tokio::runtime::Runtime) -> cryptosat_fakes::FakeCoinGlass {
+    rt.block_on(cryptosat_fakes::FakeCoinGlass::start(API_KEY))
+}
+
+/// Waits until `n` messages to `chat_id` were sent; returns them all.
+pub fn wait_count(
+    rt: &tokio::runtime::Runtime,
+    tg: &cryptosat_fakes::FakeTelegram,
+    chat_id: i64,
+    n: usize,
+    timeout: Duration,
+) -> Vec<cryptosat_fakes::SentMessage> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got: Vec<_> = tg
+            .sent_messages()
+            .into_iter()
+            .filter(|m| m.chat_id == chat_id)
+            .collect();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        let _ = rt;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `cryptosat --config CONFIG ARGS…` to completion (bounded) with the test
+/// secrets in its environment, minus the variables in `remove`; returns (exit
+/// code, stdout, stderr) separately (for `--json`).
+pub fn run_split(config: &Path, args: &[&str], remove: &[&str]) -> (i32, String, String) {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config").arg(config).args(args);
+    for k in [
+        "NOTIFY_SOCKET",
+        "WATCHDOG_USEC",
+        "WATCHDOG_PID",
+        "CREDENTIALS_DIRECTORY",
+        "JOURNAL_STREAM",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.env("CRYPTOSAT_TELEGRAM_TOKEN", TOKEN)
+        .env("CRYPTOSAT_COINGLASS_API_KEY", API_KEY);
+    for k in remove {
+        cmd.env_remove(k);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn cryptosat");
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cryptosat {args:?} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    )
 }
