@@ -37,6 +37,19 @@ pub enum Command {
         #[arg(long)]
         no_secrets: bool,
     },
+    /// Diagnose: config, secrets, lock holder, other local pollers, systemd,
+    /// Telegram (token, webhook, 409 conflict probe), CoinGlass key and plan.
+    /// Exit 0 when no check failed (warnings allowed), 1 otherwise.
+    Doctor {
+        /// Print the report as JSON (schema version 1, see the README).
+        #[arg(long)]
+        json: bool,
+        /// Length of the Telegram conflict probe in seconds (0 = no probe). It
+        /// runs only when no local instance polls this token.
+        #[arg(long, value_name = "N", default_value_t = 15,
+              value_parser = clap::value_parser!(u64).range(0..=300))]
+        probe_seconds: u64,
+    },
 }
 
 impl Cli {
@@ -45,6 +58,16 @@ impl Cli {
         match self.command {
             Command::Run => crate::service::lifecycle::run(&self.config),
             Command::CheckConfig { no_secrets } => check_config(&self.config, !no_secrets),
+            Command::Doctor {
+                json,
+                probe_seconds,
+            } => crate::doctor::run(
+                &self.config,
+                &crate::doctor::Options {
+                    json,
+                    probe_seconds,
+                },
+            ),
         }
     }
 }
