@@ -158,31 +158,35 @@ async fn handle_message(ctx: &Context, msg: &Message, username: &str) {
     let Some(text) = msg.text() else { return };
     let chat = msg.chat.id.0;
     let private = matches!(msg.chat.kind, ChatKind::Private(_));
-    let parsed = commands::parse(text, username);
-    let cmd = match parsed {
-        Parsed::Command(c) if commands::is_known(&c.name) => c,
-        // In groups and channels stay silent: chatter and other bots' commands.
+    // What deserves an answer at all. In groups and channels the bot stays
+    // silent about chatter, unknown commands and other bots' commands.
+    let (cmd, hint) = match commands::parse(text, username) {
+        Parsed::Command(c) if commands::is_known(&c.name) => (c, None),
         Parsed::Command(c) if private => {
-            return reply(
-                ctx,
-                chat,
-                "unknown",
-                Reply::text(commands::unknown_text(&c.name)),
-            )
-            .await
+            let hint = commands::unknown_text(&c.name);
+            (c, Some(hint))
         }
         Parsed::NotCommand if private => {
-            return reply(ctx, chat, "", Reply::text(commands::not_command_text())).await
+            let none = commands::Command {
+                name: String::new(),
+                args: Vec::new(),
+            };
+            (none, Some(commands::not_command_text()))
         }
         _ => return,
     };
-    if text.len() > commands::MAX_INPUT {
-        return reply(ctx, chat, &cmd.name, Reply::text(commands::too_long_text())).await;
-    }
     // Channel posts have no user; a channel admin posted it.
     let user = msg.from.as_ref().map(|u| u.id.0 as i64);
+    // Every answer, hints included, is behind access control and the rate
+    // limit: a flood of chatter must not buy a flood of replies.
     if !admitted(ctx, chat, user, &cmd.name).await {
         return;
+    }
+    if let Some(hint) = hint {
+        return reply(ctx, chat, "unknown", Reply::text(hint)).await;
+    }
+    if text.len() > commands::MAX_INPUT {
+        return reply(ctx, chat, &cmd.name, Reply::text(commands::too_long_text())).await;
     }
     let (kind, title) = chat_kind(msg);
     if let Err(e) = ctx.store.upsert_chat(chat, kind, &title) {

@@ -69,13 +69,17 @@ impl Scratch {
         extra: &str,
     ) -> PathBuf {
         let path = self.path("config.toml");
-        let text = format!(
+        let mut text = format!(
             "[service]\nlock_file = {lock:?}\nshutdown_timeout_secs = 5\n\n\
              [telegram]\napi_url = {telegram_url:?}\npoll_timeout_secs = 1\n{telegram_keys}\n\n\
              [storage]\npath = {db:?}\n\n{extra}",
             lock = lock.display().to_string(),
             db = self.path("cryptosat.db").display().to_string(),
         );
+        // Never the real CoinGlass: without a fake, point it at a closed port.
+        if !extra.contains("[coinglass]") {
+            text.push_str(&format!("\n[coinglass]\nbase_url = {:?}\n", refused_url()));
+        }
         std::fs::write(&path, text).expect("write config");
         path
     }
