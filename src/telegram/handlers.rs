@@ -141,27 +141,24 @@ fn kind_menu(symbol: &str) -> Reply {
 
 /// Normalises and validates a user-typed symbol against CoinGlass' list.
 async fn validate_symbol(ctx: &Context, raw: &str) -> Result<String, Reply> {
-    let Some(symbol) = normalize_symbol(raw) else {
-        return Err(Reply::text(format!(
+    let not_a_symbol = || {
+        Reply::text(format!(
             "“{}” is not a coin symbol. Use the coin's ticker, for example BTC or ETH.",
             escape_html(&raw.chars().take(32).collect::<String>())
-        )));
+        ))
     };
-    if let Some(market) = &ctx.market {
-        match market.supported_coins().await {
-            Ok(coins) if !coins.iter().any(|c| c == &symbol) => {
-                return Err(Reply::text(format!(
-                    "I don't know {}: CoinGlass lists no futures for it. Check the ticker (e.g. BTC, ETH, SOL).",
-                    escape_html(&symbol)
-                )))
-            }
-            Ok(_) => {}
-            // The list is only a guard against typos: when it cannot be had,
-            // accept a well-formed symbol rather than refuse everything.
-            Err(e) => tracing::debug!(symbol, "supported coins unavailable: {e}"),
-        }
-    }
-    Ok(symbol)
+    let Some(market) = &ctx.market else {
+        return normalize_symbol(raw).ok_or_else(not_a_symbol);
+    };
+    // Checked against CoinGlass' list when it can be had; a well-formed
+    // symbol is accepted when it cannot (the list only guards against typos).
+    market.resolve_symbol(raw).await.map_err(|e| match e {
+        MarketError::UnknownSymbol(s) if normalize_symbol(raw).is_some() => Reply::text(format!(
+            "I don't know {}: CoinGlass lists no futures for it. Check the ticker (e.g. BTC, ETH, SOL).",
+            escape_html(&s)
+        )),
+        _ => not_a_symbol(),
+    })
 }
 
 fn no_market() -> Reply {
