@@ -250,6 +250,7 @@ fn a_plan_without_whales_disables_only_that_monitor() {
     let notify = e.notify.as_ref().unwrap();
     let two = notify.wait_for(Duration::from_secs(15), |l| {
         l.contains("2 monitors running")
+            && l.contains("whales monitor disabled: CoinGlass plan does not include whale alerts")
     });
     assert!(two.is_some(), "{:?}\n{}", notify.statuses(), e.output());
 }

@@ -53,6 +53,18 @@ impl Monitors {
             .count()
     }
 
+    /// One line per disabled monitor, e.g. for STATUS.
+    pub fn notes(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter_map(|(name, s)| {
+                s.disabled
+                    .as_ref()
+                    .map(|why| format!("{name} monitor disabled: {why}"))
+            })
+            .collect()
+    }
+
     fn update(&self, name: &'static str, f: impl FnOnce(&mut MonitorState)) {
         f(self.lock().entry(name).or_default());
     }

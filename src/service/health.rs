@@ -34,6 +34,8 @@ struct State {
     updates_handled: u64,
     subscribers: u64,
     monitors_running: usize,
+    /// Why monitors are not running (e.g. the CoinGlass plan lacks their data).
+    monitor_notes: Vec<String>,
     fatal: Option<String>,
 }
 
@@ -137,6 +139,11 @@ impl Health {
         self.lock().monitors_running = n;
     }
 
+    /// Notes on monitors that are not running, shown at the end of STATUS.
+    pub fn set_monitor_notes(&self, notes: Vec<String>) {
+        self.lock().monitor_notes = notes;
+    }
+
     /// The Telegram upstream state.
     pub fn telegram(&self) -> Upstream {
         self.lock().telegram.clone()
@@ -166,10 +173,14 @@ impl Health {
             .as_ref()
             .map(|u| format!(" as @{u}"))
             .unwrap_or_default();
-        let tail = format!(
+        let mut tail = format!(
             "{} monitors running, {} subscribers, {} updates handled",
             s.monitors_running, s.subscribers, s.updates_handled
         );
+        for note in &s.monitor_notes {
+            tail.push_str("; ");
+            tail.push_str(note);
+        }
         match &s.telegram {
             Upstream::Down { since, reason } => format!(
                 "degraded: Telegram unreachable since {} ({reason}); {tail}",

@@ -258,6 +258,7 @@ async fn run_async(config_path: &Path) -> u8 {
                     }
                     refresh_counts(&store, &health);
                     health.set_monitors_running(monitors.running());
+                    health.set_monitor_notes(monitors.notes());
                     if last_prune.elapsed() >= PRUNE_EVERY {
                         last_prune = Instant::now();
                         match store.prune(config.alerts.retention_days) {
