@@ -19,6 +19,12 @@ pub const PACKAGED_API_KEY_FILE: &str = "/etc/cryptosat/coinglass-api-key";
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret made from a literal, for tests of redaction.
+    #[cfg(test)]
+    pub(crate) fn new_for_tests(value: &str) -> Self {
+        Secret(value.to_owned())
+    }
+
     /// The secret itself, for the one place that must send it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -40,9 +40,10 @@ impl Failure {
                 }
                 Failure::Transient(redactor.redact(&text))
             }
-            RequestError::InvalidJson { source, .. } => {
-                Failure::Transient(format!("malformed answer from the Bot API: {source}"))
-            }
+            // serde's message can quote the input, which may echo a secret.
+            RequestError::InvalidJson { source, .. } => Failure::Transient(
+                redactor.redact(&format!("malformed answer from the Bot API: {source}")),
+            ),
             RequestError::Io(e) => Failure::Transient(redactor.redact(&e.to_string())),
         }
     }
@@ -133,6 +134,22 @@ mod tests {
             api("Conflict: terminated by setWebhook request"),
             Failure::Conflict { .. }
         ));
+    }
+
+    #[test]
+    fn malformed_answers_are_redacted() {
+        let token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+        let raw = format!("{{\"ok\":false,\"parameters\":{{\"retry_after\":\"{token}\"}}}}");
+        let source = serde_json::from_str::<u32>(&format!("\"{token}\"")).unwrap_err();
+        let err = RequestError::InvalidJson {
+            source: std::sync::Arc::new(source),
+            raw: raw.into(),
+        };
+        let redactor = Redactor::new(vec![crate::secrets::Secret::new_for_tests(token)]);
+        let Failure::Transient(text) = Failure::classify(&err, &redactor) else {
+            panic!("not transient")
+        };
+        assert!(!text.contains("AAHdq"), "{text}");
     }
 
     #[test]
