@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/run-all.sh — the whole test suite, as the README gives it:
 #   format check, clippy with -D warnings, every unit and integration test of
-#   the workspace, then the Debian package built and tested in a real systemd
+#   the workspace (storage-fault tests need root), the supply-chain check,
+#   then the Debian package built and tested in a real systemd
 #   (tests/system/run.sh, needs root).
 # Run it as root from anywhere on a Debian 12 machine with the Rust toolchain.
 set -euo pipefail
@@ -17,6 +18,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test (unit and integration tests)"
 cargo test --workspace --locked
+
+step "supply chain: cargo deny (licenses, bans, sources)"
+bash tests/supply-chain.sh
 
 step "system test: .deb in a real systemd"
 bash tests/system/run.sh

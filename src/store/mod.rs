@@ -26,6 +26,11 @@ pub enum StoreError {
         path: PathBuf,
         source: rusqlite::Error,
     },
+    #[error("the filesystem holding database {path} is full ({source}). Free space there and restart; nothing in the database was changed")]
+    Full {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
     #[error("database {path} is corrupt ({detail}). Stop the service, move the file aside and restore it from a backup, or start with an empty database")]
     Corrupt { path: PathBuf, detail: String },
     #[error("database {path} has schema version {found}, but this cryptosat supports at most {supported}: it was written by a newer release. Upgrade cryptosat, or restore a backup made before the downgrade")]
@@ -139,11 +144,32 @@ fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
             path: path.to_owned(),
             detail: e.to_string(),
         },
+        // SQLite reports ENOSPC on its -wal/-shm files as a plain I/O error:
+        // ask the filesystem whether it is full before blaming permissions.
+        Some(ErrorCode::DiskFull) => StoreError::Full {
+            path: path.to_owned(),
+            source: e,
+        },
+        Some(ErrorCode::SystemIoFailure) if filesystem_full(path) => StoreError::Full {
+            path: path.to_owned(),
+            source: e,
+        },
         _ => StoreError::Open {
             path: path.to_owned(),
             source: e,
         },
     }
+}
+
+/// Whether the filesystem holding `path` has no room left for a new page.
+fn filesystem_full(path: &Path) -> bool {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    nix::sys::statvfs::statvfs(dir).is_ok_and(|s| {
+        (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64) < 64 * 1024
+    })
 }
 
 #[cfg(test)]
