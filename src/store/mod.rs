@@ -168,7 +168,7 @@ fn filesystem_full(path: &Path) -> bool {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     nix::sys::statvfs::statvfs(dir).is_ok_and(|s| {
-        (s.blocks_available() as u64).saturating_mul(s.fragment_size() as u64) < 64 * 1024
+        s.blocks_available().saturating_mul(s.fragment_size()) < 64 * 1024
     })
 }
 
