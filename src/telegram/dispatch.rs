@@ -16,7 +16,7 @@ use super::access::{AccessControl, Rate, UserRateLimit, Verdict};
 use super::callback::Action;
 use super::commands::{self, Parsed};
 use super::handlers;
-use super::sender::{Reply, Sender};
+use super::sender::{Reply, SendError, Sender};
 use crate::market::CoinGlass;
 use crate::service::health::Health;
 use crate::store::Store;
@@ -86,10 +86,13 @@ impl Dispatcher {
                         ctx.handler_timeout.as_secs()
                     );
                     if let Some(chat) = chat {
-                        let _ = ctx
-                            .sender
-                            .send(chat, &Reply::text("Sorry, that took too long (the market data service is slow right now). Please try again in a minute."))
-                            .await;
+                        // Retried like any reply, within one more handler timeout.
+                        let sorry = Reply::text("Sorry, that took too long (the market data service is slow right now). Please try again in a minute.");
+                        let _ = tokio::time::timeout(
+                            ctx.handler_timeout,
+                            reply(&ctx, chat, "timeout", sorry),
+                        )
+                        .await;
                     }
                 }
             }
@@ -238,10 +241,27 @@ async fn admitted(ctx: &Context, chat: i64, user: Option<i64>, command: &str) ->
     }
 }
 
+/// Sends a reply; a transient failure (network, 5xx, malformed answer) is
+/// retried with backoff until it goes through or the handler's timeout ends
+/// the attempt, so a Telegram hiccup does not swallow the answer. Replies are
+/// at-least-once: a request that timed out may have arrived.
 async fn reply(ctx: &Context, chat: i64, command: &str, reply: Reply) {
-    match ctx.sender.send(chat, &reply).await {
-        Ok(_) => tracing::info!(chat_id = chat, command, "handled command"),
-        Err(e) => tracing::warn!(chat_id = chat, command, "could not reply: {e}"),
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match ctx.sender.send(chat, &reply).await {
+            Ok(_) => return tracing::info!(chat_id = chat, command, "handled command"),
+            Err(SendError::Transient(e)) => {
+                tracing::info!(
+                    chat_id = chat,
+                    command,
+                    "could not reply, retrying in {} s: {e}",
+                    backoff.as_secs()
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(8));
+            }
+            Err(e) => return tracing::warn!(chat_id = chat, command, "could not reply: {e}"),
+        }
     }
 }
 
