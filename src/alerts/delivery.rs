@@ -1,4 +1,4 @@
-//! The delivery task: sends due outbox rows one at a time through the throttled
+//! The delivery task: sends due outbox rows one at a time through the paced
 //! sender and records each outcome right after Telegram answers.
 //!
 //! One message in flight at a time is deliberate: a crash or `kill -9` can
@@ -30,7 +30,7 @@ pub struct Delivery {
     /// Monitors notify this after queueing an alert.
     pub wake: Arc<Notify>,
     pub max_attempts: u32,
-    /// How long one send may take (throttle wait included) before it counts as hung.
+    /// How long one send may take (pacer wait included) before it counts as hung.
     pub send_budget: Duration,
 }
 
@@ -84,7 +84,7 @@ impl Delivery {
                 self.heartbeat.expect_within(self.send_budget);
                 let outcome = self
                     .sender
-                    .send_bulk(d.chat_id, &Reply::text(d.text.clone()))
+                    .send(d.chat_id, &Reply::text(d.text.clone()))
                     .await;
                 let recorded = match outcome {
                     Ok(to) => self.store.delivery_sent(d.alert_id, d.chat_id, to),

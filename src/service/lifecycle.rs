@@ -35,7 +35,6 @@ use crate::telegram::dispatch::{Context, Dispatcher};
 use crate::telegram::pacer::Pacer;
 use crate::telegram::poller::{Poller, PollerError};
 use crate::telegram::sender::Sender;
-use teloxide::adaptors::throttle::{Limits, Throttle};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -148,17 +147,9 @@ async fn run_async(config_path: &Path) -> u8 {
     let liveness = Liveness::default();
     let shutdown = CancellationToken::new();
 
-    let throttled = Throttle::new_spawn(
-        bot.clone(),
-        Limits {
-            messages_per_sec_overall: config.telegram.messages_per_second,
-            ..Limits::default()
-        },
-    );
     let monitors = Monitors::default();
     let sender = Sender::new(
         bot.clone(),
-        throttled,
         Arc::new(Pacer::new(config.telegram.messages_per_second)),
         store.clone(),
         redactor.clone(),

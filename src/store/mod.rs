@@ -167,9 +167,8 @@ fn filesystem_full(path: &Path) -> bool {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    nix::sys::statvfs::statvfs(dir).is_ok_and(|s| {
-        s.blocks_available().saturating_mul(s.fragment_size()) < 64 * 1024
-    })
+    nix::sys::statvfs::statvfs(dir)
+        .is_ok_and(|s| s.blocks_available().saturating_mul(s.fragment_size()) < 64 * 1024)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The Telegram side: the Bot API client, the update poller with conflict
 //! handling and the inbox, the dispatcher (access control, rate limits,
-//! concurrency), the command handlers, and the throttled sender.
+//! concurrency), the command handlers, and the paced sender.
 
 pub mod access;
 pub mod callback;

@@ -2,13 +2,10 @@
 //! overall, evenly spaced, and per chat at most one message a second (one
 //! every three seconds in groups: Telegram allows 20 a minute there).
 //!
-//! Why not only teloxide's `Throttle`: its worker releases queued requests in
-//! batches every 250 ms, so a sender with one message in flight gets four
-//! messages a second. The alert sender keeps exactly one in flight (a crash can
-//! then duplicate at most that one), so it paces itself here instead. Replies
-//! take their slot here too and then go through `Throttle`, so both kinds of
-//! traffic share one budget; since the alert sender reserves only one slot at
-//! a time, a reply waits behind at most one alert.
+//! Everything waits for its slot here, one message per reservation. The alert
+//! sender keeps exactly one message in flight (a crash can then duplicate at
+//! most that one) and reserves one slot at a time, so a reply waits behind at
+//! most one alert.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};

@@ -1,12 +1,16 @@
-//! Sending messages at Telegram's pace (see [`Pacer`]; replies also go through
-//! teloxide's `Throttle`, which honours 429 `retry_after` by freezing and
-//! retrying), with the chat-level outcomes applied to storage: a chat that
-//! blocked the bot is marked inactive, a group that became a supergroup is
-//! followed.
+//! Sending messages at Telegram's pace (see [`Pacer`]): a 429 `retry_after`
+//! freezes the pace for everyone and the caller retries; chat-level outcomes
+//! are applied to storage: a chat that blocked the bot is marked inactive, a
+//! group that became a supergroup is followed.
+//!
+//! Not teloxide's `Throttle`: its worker sleeps 250 ms after every release
+//! round, which put 0–250 ms on every reply under load (p99 250 ms measured in
+//! BENCHMARKS.md, 2 ms without it), and its default per-chat limit of 20 a
+//! minute silently held back replies to an active user for up to a minute.
+//! The pacer enforces the same limits without either.
 
 use std::sync::Arc;
 
-use teloxide::adaptors::Throttle;
 use teloxide::payloads::{AnswerCallbackQuerySetters, EditMessageTextSetters, SendMessageSetters};
 use teloxide::requests::Requester;
 use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId, ParseMode};
@@ -48,7 +52,7 @@ impl Reply {
 pub enum SendError {
     /// The chat blocked the bot or removed it; it has been marked inactive.
     ChatGone(String),
-    /// Worth retrying later (network, 5xx, 429 beyond the throttle's retry).
+    /// Worth retrying later (network, 5xx, 429 Too Many Requests).
     Transient(String),
     /// Telegram refused the message itself (e.g. `chat not found`).
     Rejected(String),
@@ -64,37 +68,20 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Which path a message takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Path {
-    /// Replies: paced, then through teloxide's `Throttle`.
-    Reply,
-    /// Alerts: paced, sent directly (the sender keeps one in flight).
-    Bulk,
-}
-
 /// The shared sender.
 #[derive(Clone)]
 pub struct Sender {
     bot: Bot,
-    throttled: Throttle<Bot>,
     pacer: Arc<Pacer>,
     store: Arc<Store>,
     redactor: Redactor,
 }
 
 impl Sender {
-    /// `throttled` must wrap `bot`; `pacer` is shared by everything that sends.
-    pub fn new(
-        bot: Bot,
-        throttled: Throttle<Bot>,
-        pacer: Arc<Pacer>,
-        store: Arc<Store>,
-        redactor: Redactor,
-    ) -> Self {
+    /// `pacer` is shared by everything that sends.
+    pub fn new(bot: Bot, pacer: Arc<Pacer>, store: Arc<Store>, redactor: Redactor) -> Self {
         Self {
             bot,
-            throttled,
             pacer,
             store,
             redactor,
@@ -106,19 +93,14 @@ impl Sender {
         &self.pacer
     }
 
-    /// Sends a reply to `chat`, following one group→supergroup migration.
+    /// Sends a message to `chat`, following one group→supergroup migration.
     /// Returns the chat id it was delivered to.
     pub async fn send(&self, chat: i64, reply: &Reply) -> Result<i64, SendError> {
-        self.deliver(chat, reply, Path::Reply).await
+        self.deliver(chat, reply).await
     }
 
-    /// Sends an alert to `chat` (one at a time; see [`Pacer`]).
-    pub async fn send_bulk(&self, chat: i64, reply: &Reply) -> Result<i64, SendError> {
-        self.deliver(chat, reply, Path::Bulk).await
-    }
-
-    async fn deliver(&self, chat: i64, reply: &Reply, path: Path) -> Result<i64, SendError> {
-        match self.send_once(chat, reply, path).await {
+    async fn deliver(&self, chat: i64, reply: &Reply) -> Result<i64, SendError> {
+        match self.send_once(chat, reply).await {
             Err(Failure::Migrated(new)) => {
                 if let Err(e) = self.store.migrate_chat(chat, new) {
                     tracing::error!(
@@ -132,7 +114,7 @@ impl Sender {
                     new_chat_id = new,
                     "group upgraded to a supergroup; following it"
                 );
-                self.send_once(new, reply, path)
+                self.send_once(new, reply)
                     .await
                     .map_err(|f| self.outcome(new, f))?;
                 Ok(new)
@@ -142,31 +124,16 @@ impl Sender {
         }
     }
 
-    async fn send_once(&self, chat: i64, reply: &Reply, path: Path) -> Result<(), Failure> {
+    async fn send_once(&self, chat: i64, reply: &Reply) -> Result<(), Failure> {
         self.pacer.wait(chat).await;
-        let text = reply.text.clone();
-        let result = match path {
-            Path::Reply => {
-                let mut req = self
-                    .throttled
-                    .send_message(ChatId(chat), text)
-                    .parse_mode(ParseMode::Html);
-                if let Some(k) = &reply.keyboard {
-                    req = req.reply_markup(k.clone());
-                }
-                req.await.map(|_| ())
-            }
-            Path::Bulk => {
-                let mut req = self
-                    .bot
-                    .send_message(ChatId(chat), text)
-                    .parse_mode(ParseMode::Html);
-                if let Some(k) = &reply.keyboard {
-                    req = req.reply_markup(k.clone());
-                }
-                req.await.map(|_| ())
-            }
-        };
+        let mut req = self
+            .bot
+            .send_message(ChatId(chat), reply.text.clone())
+            .parse_mode(ParseMode::Html);
+        if let Some(k) = &reply.keyboard {
+            req = req.reply_markup(k.clone());
+        }
+        let result = req.await.map(|_| ());
         result.map_err(|e| {
             let f = Failure::classify(&e, &self.redactor);
             if let Failure::RetryAfter(d) = f {
@@ -180,7 +147,7 @@ impl Sender {
     pub async fn edit(&self, chat: i64, message_id: i32, reply: &Reply) -> Result<(), SendError> {
         self.pacer.wait(chat).await;
         let mut req = self
-            .throttled
+            .bot
             .edit_message_text(ChatId(chat), MessageId(message_id), reply.text.clone())
             .parse_mode(ParseMode::Html);
         if let Some(k) = &reply.keyboard {
@@ -202,7 +169,7 @@ impl Sender {
     /// Answers a button press (stops the client's spinner), optionally with a toast.
     pub async fn answer_callback(&self, id: &str, text: Option<&str>) {
         let mut req = self
-            .throttled
+            .bot
             .answer_callback_query(teloxide::types::CallbackQueryId(id.to_owned()));
         if let Some(t) = text {
             req = req.text(t.to_owned());
