@@ -270,12 +270,20 @@ impl Redactor {
         Self { secrets }
     }
 
-    /// `text` with every secret replaced by `[REDACTED]`.
+    /// `text` with every secret replaced by `[REDACTED]`. A bot token's
+    /// secret half (after the colon) is scrubbed on its own too: it can
+    /// appear without the bot id, e.g. percent-encoded or echoed in pieces.
     pub fn redact(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for s in &self.secrets {
-            if !s.0.is_empty() && out.contains(&s.0) {
-                out = out.replace(&s.0, "[REDACTED]");
+            let half =
+                s.0.split_once(':')
+                    .map(|(_, h)| h)
+                    .filter(|h| h.len() >= 16);
+            for pattern in std::iter::once(s.0.as_str()).chain(half) {
+                if !pattern.is_empty() && out.contains(pattern) {
+                    out = out.replace(pattern, "[REDACTED]");
+                }
             }
         }
         out
@@ -369,5 +377,7 @@ mod tests {
             !red.contains(TOKEN) && red.contains("bot[REDACTED]/GetMe"),
             "{red}"
         );
+        let half = r.redact("Too Many AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw Requests");
+        assert_eq!(half, "Too Many [REDACTED] Requests");
     }
 }

@@ -870,6 +870,61 @@ fn classify(feature: Feature, status: u16, retry_after: Option<Duration>, body: 
     Attempt::Fatal(MarketError::Api { code, message: msg })
 }
 
+/// Parses `body` as a `200 OK` answer of `feature` the way a call does: the
+/// envelope classification, the typed `data`, and the conversion to the domain
+/// types (with `BTC`/`24h` where a call would pass its query). No network, no
+/// client state. Only for the fuzz targets in `fuzz/`: not a stable API.
+#[doc(hidden)]
+pub fn parse_body_for_fuzzing(feature: Feature, body: &[u8]) -> Result<(), MarketError> {
+    fn typed<T: DeserializeOwned>(
+        feature: Feature,
+        data: serde_json::Value,
+    ) -> Result<T, MarketError> {
+        serde_json::from_value(data)
+            .map_err(|e| MarketError::Malformed(format!("{}: {e}", feature.path())))
+    }
+    let malformed = |e: String| MarketError::Malformed(format!("{}: {e}", feature.path()));
+    let data = match classify(feature, 200, None, body) {
+        Attempt::Data(v) => v,
+        Attempt::Fatal(e) => return Err(e),
+        Attempt::Transient(t) => return Err(MarketError::Upstream(t)),
+        Attempt::TooMany(retry_after) => return Err(MarketError::RateLimited { retry_after }),
+    };
+    match feature {
+        Feature::SupportedCoins => {
+            typed::<Vec<String>>(feature, data)?;
+        }
+        Feature::ExchangeLiquidations => {
+            models::liquidation_summary("BTC", "24h", typed(feature, data)?);
+        }
+        Feature::Funding => {
+            models::funding_snapshot("BTC", typed(feature, data)?);
+        }
+        Feature::Whales => {
+            typed::<Vec<models::RawWhale>>(feature, data)?
+                .into_iter()
+                .map(models::whale)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(malformed)?;
+        }
+        Feature::LiquidationOrders => {
+            typed::<Vec<models::RawLiqOrder>>(feature, data)?
+                .into_iter()
+                .map(models::liquidation_order)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(malformed)?;
+        }
+        Feature::AggregatedLiquidations => {
+            let mut buckets: Vec<_> = typed::<Vec<models::RawAggregated>>(feature, data)?
+                .into_iter()
+                .map(models::bucket)
+                .collect();
+            buckets.sort_by_key(|b| b.time_ms);
+        }
+    }
+    Ok(())
+}
+
 fn auth_failure(feature: Feature, msg: &str) -> Attempt {
     if is_key_message(msg) {
         Attempt::Fatal(MarketError::InvalidKey)

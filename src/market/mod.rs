@@ -22,6 +22,8 @@ mod error;
 mod models;
 mod ratelimit;
 
+#[doc(hidden)]
+pub use client::parse_body_for_fuzzing;
 pub use client::{ClientOptions, CoinGlass, FeatureHealth, MarketHealth};
 pub use error::MarketError;
 pub use models::{
