@@ -13,8 +13,8 @@ use super::systemd::Unit;
 use super::{Check, CONFLICT_FIX};
 use crate::config::TelegramConfig;
 use crate::secrets::{self, Redactor, Secret, PACKAGED_TOKEN_FILE};
+use crate::telegram::errors::describe;
 use crate::telegram::errors::Failure;
-use crate::telegram::poller::describe;
 
 /// Bound on `getMe` and `getWebhookInfo` (teloxide itself waits 10 s after a 5xx).
 const CALL_TIMEOUT: Duration = Duration::from_secs(25);

@@ -56,11 +56,6 @@ impl Dispatcher {
         }
     }
 
-    /// The shared context.
-    pub fn context(&self) -> &Arc<Context> {
-        &self.ctx
-    }
-
     /// Handlers currently running.
     pub fn in_flight(&self) -> usize {
         MAX_IN_FLIGHT - self.permits.available_permits()

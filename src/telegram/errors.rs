@@ -49,6 +49,17 @@ impl Failure {
     }
 }
 
+/// A short, secret-free description of a failure.
+pub fn describe(f: &Failure) -> String {
+    match f {
+        Failure::Conflict { description, .. } => description.clone(),
+        Failure::InvalidToken => "the bot token was rejected (401)".into(),
+        Failure::RetryAfter(d) => format!("429 Too Many Requests, retry after {} s", d.as_secs()),
+        Failure::Forbidden(t) | Failure::Transient(t) | Failure::Other(t) => t.clone(),
+        Failure::Migrated(id) => format!("the group moved to supergroup {id}"),
+    }
+}
+
 fn classify_api(api: &ApiError, redactor: &Redactor) -> Failure {
     let text = redactor.redact(&api.to_string());
     match api {

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::commands;
 use super::dispatch::Dispatcher;
-use super::errors::Failure;
+use super::errors::{describe, Failure};
 use crate::config::{OnConflict, TelegramConfig};
 use crate::secrets::Redactor;
 use crate::service::health::Health;
@@ -326,17 +326,6 @@ impl Poller {
             }
         }
         Ok(())
-    }
-}
-
-/// A short, secret-free description of a failure.
-pub fn describe(f: &Failure) -> String {
-    match f {
-        Failure::Conflict { description, .. } => description.clone(),
-        Failure::InvalidToken => "the bot token was rejected (401)".into(),
-        Failure::RetryAfter(d) => format!("429 Too Many Requests, retry after {} s", d.as_secs()),
-        Failure::Forbidden(t) | Failure::Transient(t) | Failure::Other(t) => t.clone(),
-        Failure::Migrated(id) => format!("the group moved to supergroup {id}"),
     }
 }
 

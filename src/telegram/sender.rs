@@ -16,9 +16,9 @@ use teloxide::requests::Requester;
 use teloxide::types::{ChatId, InlineKeyboardMarkup, MessageId, ParseMode};
 use teloxide::Bot;
 
+use super::errors::describe;
 use super::errors::Failure;
 use super::pacer::Pacer;
-use super::poller::describe;
 use crate::secrets::Redactor;
 use crate::store::Store;
 
